@@ -1,0 +1,3 @@
+//! The worker's HTTP server.
+
+pub mod media;

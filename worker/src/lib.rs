@@ -1,0 +1,3 @@
+//! The rindle-ingest service: configuration, CLI, Temporal worker wiring, HTTP server.
+
+pub mod http;
