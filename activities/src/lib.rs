@@ -8,6 +8,7 @@
 //!   worker, S3-compatible presigned GETs).
 //! - [`mux`]: the Mux REST client (no client-level retries; errors classified by status).
 //! - [`telemetry`]: the reference's telemetry events, with redaction.
+//! - [`webhook`]: Mux webhook signature verification and envelope parsing.
 //! - [`ingest`]: `IngestActivities`, the implementations of the activity definitions
 //!   declared in `rindle_workflows::activities`, built from the pieces above.
 
@@ -16,3 +17,4 @@ pub mod mux;
 pub mod storage;
 pub mod store;
 pub mod telemetry;
+pub mod webhook;

@@ -9,7 +9,12 @@ use uuid::Uuid;
 
 /// `rindle.provider_asset.state_change`: a provider row moved `from` → `to`.
 /// `asset_id` is Rindle's `media_assets.id` (not a provider id, so not redacted).
-pub fn state_change(profile: &str, asset_id: Uuid, from: ProviderAssetState, to: ProviderAssetState) {
+pub fn state_change(
+    profile: &str,
+    asset_id: Uuid,
+    from: ProviderAssetState,
+    to: ProviderAssetState,
+) {
     tracing::info!(
         target: "rindle.provider_asset.state_change",
         profile,

@@ -19,4 +19,7 @@ pub mod v1 {
 
 pub mod state;
 
-pub use v1::{CancelReason, IngestInput, IngestOutcome, OutcomeKind, ProviderAssetState};
+pub use v1::{
+    CancelReason, IngestInput, IngestOutcome, IngestStatus, OutcomeKind, ProviderAssetState,
+    ProviderEvent,
+};

@@ -43,9 +43,17 @@ impl IngestActivityDefinitions {
         unimplemented!()
     }
 
+    /// `GET /video/v1/assets/{id}`: what Mux says now (the polling backstop).
+    #[activity(name = "sync_mux_asset")]
+    pub fn sync_mux_asset(input: SyncMuxAssetInput) -> Result<SyncMuxAssetOutput, ActivityError> {
+        unimplemented!()
+    }
+
     /// `DELETE /video/v1/assets/{id}`; a 404 counts as done.
     #[activity(name = "delete_mux_asset")]
-    pub fn delete_mux_asset(input: DeleteMuxAssetInput) -> Result<DeleteMuxAssetOutput, ActivityError> {
+    pub fn delete_mux_asset(
+        input: DeleteMuxAssetInput,
+    ) -> Result<DeleteMuxAssetOutput, ActivityError> {
         unimplemented!()
     }
 }
@@ -53,7 +61,7 @@ impl IngestActivityDefinitions {
 /// Marker types of the definitions, named so the activities crate can point at them.
 pub mod defs {
     pub use super::ingest_activity_definitions::{
-        CreateMuxAsset, DeleteMuxAsset, PersistRow, Prepare, SignUrl,
+        CreateMuxAsset, DeleteMuxAsset, PersistRow, Prepare, SignUrl, SyncMuxAsset,
     };
 }
 
@@ -108,6 +116,12 @@ pub struct Takeover {
 pub struct LifecycleSettings {
     /// Seconds between retries of a compensating Mux delete that Mux refused.
     pub delete_retry_interval_s: u64,
+    /// Seconds between polls of Mux while the row is `processing` (the webhook backstop).
+    pub poll_interval_s: u64,
+    /// Polls never come more often than this.
+    pub poll_floor_s: u64,
+    /// Mux still `preparing` this long after `processing` began → `errored` (stuck).
+    pub stuck_threshold_s: u64,
 }
 
 /// Input of `sign_url`.
@@ -149,6 +163,21 @@ pub enum PersistRowInput {
         /// The created Mux asset.
         asset: CreatedMuxAsset,
     },
+    /// A provider report moves the row `from` → `to` (FSM-checked compare-and-set).
+    Transition {
+        /// The provider row.
+        row_id: Uuid,
+        /// Expected current state (db string).
+        from: String,
+        /// Target state (db string).
+        to: String,
+        /// New playback ids, when the report carries them.
+        playback_ids: Option<Vec<String>>,
+        /// `last_sync_error` to record (errored).
+        last_sync_error: Option<String>,
+        /// When the provider event happened (RFC 3339), recorded as `last_event_at`.
+        occurred_at: Option<String>,
+    },
     /// Definitive failure: record `last_sync_error`, release the claim.
     Release {
         /// The provider row.
@@ -186,6 +215,16 @@ pub enum PersistRowOutput {
     },
     /// The claim was released.
     Released,
+    /// The row moved to `state`.
+    Transitioned {
+        /// The new state.
+        state: String,
+    },
+    /// The row was no longer in the expected state.
+    Conflict {
+        /// The row's actual state.
+        state: String,
+    },
 }
 
 /// Input of `create_mux_asset`.
@@ -210,6 +249,24 @@ pub struct CreatedMuxAsset {
     pub provider_asset_id: String,
     /// Public playback ids.
     pub playback_ids: Vec<String>,
+}
+
+/// Input of `sync_mux_asset`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SyncMuxAssetInput {
+    /// Mux asset id.
+    pub provider_asset_id: String,
+}
+
+/// What Mux says about an asset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SyncMuxAssetOutput {
+    /// `preparing` | `ready` | `errored` | `not_found` | anything else Mux says.
+    pub status: String,
+    /// Current playback ids.
+    pub playback_ids: Vec<String>,
+    /// `errors.messages` when errored.
+    pub error_messages: Vec<String>,
 }
 
 /// Input of `delete_mux_asset`.

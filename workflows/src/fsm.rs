@@ -92,6 +92,9 @@ mod tests {
     #[test]
     fn the_error_names_both_states() {
         let e = check(Processing, Deleted).unwrap_err();
-        assert_eq!(e.to_string(), "invalid provider-asset transition processing -> deleted");
+        assert_eq!(
+            e.to_string(),
+            "invalid provider-asset transition processing -> deleted"
+        );
     }
 }

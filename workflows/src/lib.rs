@@ -4,6 +4,7 @@
 //! - [`ingest`]: `IngestWorkflow`, one ingest of one variant into Mux.
 //! - [`activities`]: the activity definitions it calls (names, inputs, outputs); implemented
 //!   in `rindle-activities`.
+//! - [`lifecycle`]: pure decisions for provider events and polls after `processing`.
 //! - [`validate`]: input checks done before any activity.
 //! - [`fsm`]: the provider-asset FSM allowlist every state write is checked against.
 //! - [`telemetry`]: `rindle.provider.ingest.*` events, emitted once per execution.
@@ -12,6 +13,7 @@
 pub mod activities;
 pub mod fsm;
 pub mod ingest;
+pub mod lifecycle;
 pub mod redact;
 pub mod telemetry;
 pub mod validate;

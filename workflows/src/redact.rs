@@ -55,7 +55,10 @@ mod tests {
 
     #[test]
     fn query_strings_are_dropped() {
-        assert_eq!(strip_query("https://h/p/a.mp4?X-Amz-Signature=abc"), "https://h/p/a.mp4");
+        assert_eq!(
+            strip_query("https://h/p/a.mp4?X-Amz-Signature=abc"),
+            "https://h/p/a.mp4"
+        );
         assert_eq!(strip_query("https://h/p"), "https://h/p");
     }
 }

@@ -50,7 +50,10 @@ impl IngestEvents {
 
     fn duration_ms<W>(&self, ctx: &WorkflowContext<W>) -> u64 {
         match (self.started, ctx.workflow_time()) {
-            (Some(a), Some(b)) => b.duration_since(a).map(|d| d.as_millis() as u64).unwrap_or(0),
+            (Some(a), Some(b)) => b
+                .duration_since(a)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
             _ => 0,
         }
     }
@@ -73,7 +76,12 @@ impl IngestEvents {
     }
 
     /// Emits `exception`; `reason` (errors only) passes [`safe_reason`].
-    pub fn exception<W>(&self, ctx: &WorkflowContext<W>, kind: ExceptionKind, reason: Option<&str>) {
+    pub fn exception<W>(
+        &self,
+        ctx: &WorkflowContext<W>,
+        kind: ExceptionKind,
+        reason: Option<&str>,
+    ) {
         if ctx.is_replaying() {
             return;
         }

@@ -43,7 +43,10 @@ pub enum InvalidInput {
 
 /// The workflow id an ingest of `input` must run under.
 pub fn workflow_id_for(input: &IngestInput) -> String {
-    format!("{}:{}:{}", input.asset_id, input.profile, input.variant_name)
+    format!(
+        "{}:{}:{}",
+        input.asset_id, input.profile, input.variant_name
+    )
 }
 
 /// Checks everything about `input` that can be checked without I/O.
@@ -57,7 +60,10 @@ pub fn validate(input: &IngestInput, workflow_id: &str) -> Result<(), InvalidInp
             return Err(InvalidInput::Empty(field));
         }
         if value.len() > MAX_PART_BYTES {
-            return Err(InvalidInput::TooLong { field, len: value.len() });
+            return Err(InvalidInput::TooLong {
+                field,
+                len: value.len(),
+            });
         }
         if value.contains(':') {
             return Err(InvalidInput::ContainsColon(field));
@@ -101,7 +107,10 @@ mod tests {
         let wid = |i: &IngestInput| workflow_id_for(i);
         let mut i = input();
         i.asset_id = "not-a-uuid".into();
-        assert_eq!(validate(&i, &wid(&i)), Err(InvalidInput::AssetIdNotUuid("not-a-uuid".into())));
+        assert_eq!(
+            validate(&i, &wid(&i)),
+            Err(InvalidInput::AssetIdNotUuid("not-a-uuid".into()))
+        );
 
         let mut i = input();
         i.profile.clear();
@@ -109,13 +118,19 @@ mod tests {
 
         let mut i = input();
         i.variant_name = "a:b".into();
-        assert_eq!(validate(&i, &wid(&i)), Err(InvalidInput::ContainsColon("variant_name")));
+        assert_eq!(
+            validate(&i, &wid(&i)),
+            Err(InvalidInput::ContainsColon("variant_name"))
+        );
 
         let mut i = input();
         i.variant_name = "v".repeat(256);
         assert_eq!(
             validate(&i, &wid(&i)),
-            Err(InvalidInput::TooLong { field: "variant_name", len: 256 })
+            Err(InvalidInput::TooLong {
+                field: "variant_name",
+                len: 256
+            })
         );
 
         let i = input();
