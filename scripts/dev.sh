@@ -29,7 +29,9 @@ if [ -z "${MUX_TOKEN_ID:-}" ]; then
   echo "==> MUX_TOKEN_ID is not set: using the local Mux simulator at http://127.0.0.1:4010"
   export MUX_TOKEN_ID=dev-token-id MUX_TOKEN_SECRET=dev-token-secret
   export RINDLE_INGEST_MUX__BASE_URL=http://127.0.0.1:4010
-  target/debug/mux-sim --listen 127.0.0.1:4010 >.rindle/mux-sim.log 2>&1 &
+  # The simulator finishes "encoding" when polled; poll at the 30 s floor so a demo ends soon.
+  export RINDLE_INGEST_INGEST__POLL_INTERVAL_S=${RINDLE_INGEST_INGEST__POLL_INTERVAL_S:-30}
+  target/debug/mux-sim --listen 127.0.0.1:4010 --auto-ready >.rindle/mux-sim.log 2>&1 &
   pids+=($!)
 fi
 

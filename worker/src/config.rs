@@ -129,14 +129,7 @@ pub enum ConfigError {
 impl Settings {
     /// Loads defaults, then `file` (if given, it must exist), then the environment.
     pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
-        let mut figment = Figment::from(Toml::string(EMBEDDED_DEFAULTS));
-        if let Some(path) = file {
-            if !path.exists() {
-                return Err(ConfigError::MissingFile(path.display().to_string()));
-            }
-            figment = figment.merge(Toml::file(path));
-        }
-        Self::from_figment(figment.merge(env_overrides()))
+        Self::from_figment(sources(file)?)
     }
 
     /// Extracts settings from an already-assembled figment (tests build one directly).
@@ -145,6 +138,29 @@ impl Settings {
             .extract()
             .map_err(|e| ConfigError::Invalid(Box::new(e)))
     }
+}
+
+/// Embedded defaults, then `file` (if given, it must exist), then the environment.
+pub fn sources(file: Option<&Path>) -> Result<Figment, ConfigError> {
+    let mut figment = Figment::from(Toml::string(EMBEDDED_DEFAULTS));
+    if let Some(path) = file {
+        if !path.exists() {
+            return Err(ConfigError::MissingFile(path.display().to_string()));
+        }
+        figment = figment.merge(Toml::file(path));
+    }
+    Ok(figment.merge(env_overrides()))
+}
+
+/// One section of the configuration, for commands that need only that much (`migrate` needs
+/// no Mux token, `enqueue` no storage secret).
+pub fn section<T: serde::de::DeserializeOwned>(
+    figment: &Figment,
+    key: &str,
+) -> Result<T, ConfigError> {
+    figment
+        .extract_inner(key)
+        .map_err(|e| ConfigError::Invalid(Box::new(e)))
 }
 
 /// `RINDLE_INGEST_A__B` → `a.b`, and Mux's own variable names.

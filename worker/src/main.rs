@@ -3,12 +3,13 @@
 use std::{process::ExitCode, time::Duration};
 
 use clap::Parser;
+use figment::Figment;
 use tokio::net::TcpListener;
 
 use rindle_worker::{
     app,
     cli::{Cli, Command},
-    config::Settings,
+    config::{self, DatabaseSettings, EnqueueSettings, Settings, TelemetrySettings},
     enqueue::{Enqueued, enqueue},
     telemetry,
 };
@@ -16,15 +17,21 @@ use rindle_worker::{
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let settings = match Settings::load(cli.config.as_deref()) {
-        Ok(s) => s,
+    let figment = match config::sources(cli.config.as_deref()) {
+        Ok(f) => f,
         Err(e) => {
             eprintln!("rindle-ingest: {e}");
             return ExitCode::from(2);
         }
     };
-    telemetry::init(&settings.telemetry);
-    match run(cli.command, settings).await {
+    match config::section::<TelemetrySettings>(&figment, "telemetry") {
+        Ok(t) => telemetry::init(&t),
+        Err(e) => {
+            eprintln!("rindle-ingest: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    match run(cli.command, figment).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(target: "rindle.worker", error = %e, "exiting");
@@ -34,18 +41,18 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(command: Command, settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
+/// Each command reads only the configuration it needs; `worker` reads and checks all of it.
+async fn run(command: Command, figment: Figment) -> Result<(), Box<dyn std::error::Error>> {
     match command {
         Command::Migrate => {
-            let store = rindle_activities::store::Store::connect(
-                &settings.database.url,
-                &settings.database.schema,
-            )
-            .await?;
+            let database: DatabaseSettings = config::section(&figment, "database")?;
+            let store =
+                rindle_activities::store::Store::connect(&database.url, &database.schema).await?;
             store.migrate().await?;
             println!("migrations applied");
         }
         Command::Worker => {
+            let settings = Settings::from_figment(figment)?;
             let listener = TcpListener::bind(settings.http.listen).await?;
             tracing::info!(target: "rindle.worker", addr = %listener.local_addr()?, "http listening");
             let client = app::connect_temporal().await?;
@@ -54,8 +61,10 @@ async fn run(command: Command, settings: Settings) -> Result<(), Box<dyn std::er
         Command::Enqueue(args) => {
             let input = args.input()?;
             let client = app::connect_temporal().await?;
-            let period = Duration::from_secs(settings.enqueue.uniqueness_period_s);
-            let result = enqueue(&client, &settings.worker.task_queue, input, period).await?;
+            let period: EnqueueSettings = config::section(&figment, "enqueue")?;
+            let task_queue: String = config::section(&figment, "worker.task_queue")?;
+            let period = Duration::from_secs(period.uniqueness_period_s);
+            let result = enqueue(&client, &task_queue, input, period).await?;
             match &result {
                 Enqueued::Started {
                     workflow_id,

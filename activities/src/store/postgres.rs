@@ -468,6 +468,23 @@ impl PgStore {
         let s = &self.s;
         let now = now();
         let mut tx = self.pool.begin().await.map_err(db_err(OP))?;
+        // Share-lock the source rows so the freshness we check is the freshness we commit
+        // under: a concurrent change of the asset or variant waits for this transaction.
+        sqlx::query(&format!(
+            "SELECT 1 FROM {s}.media_assets WHERE id = $1 FOR SHARE"
+        ))
+        .bind(expected.asset_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err(OP))?;
+        sqlx::query(&format!(
+            "SELECT 1 FROM {s}.media_variants WHERE asset_id = $1 AND name = $2 FOR SHARE"
+        ))
+        .bind(expected.asset_id)
+        .bind(&expected.variant_name)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err(OP))?;
         let source = match self
             .load_source_with(&mut *tx, expected.asset_id, &expected.variant_name)
             .await?

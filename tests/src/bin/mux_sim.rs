@@ -30,6 +30,10 @@ struct Cli {
     /// reported to do.
     #[arg(long)]
     refuse_preparing_delete: bool,
+    /// Turn a `preparing` asset `ready` the first time it is fetched, as if Mux had finished
+    /// encoding (lets a local worker's polling backstop finish ingests without webhooks).
+    #[arg(long)]
+    auto_ready: bool,
 }
 
 #[tokio::main]
@@ -52,6 +56,7 @@ async fn main() -> anyhow::Result<()> {
         },
     )
     .await?;
+    sim.set_auto_ready(cli.auto_ready);
     // The one line scripts wait for (it carries the port when --listen used port 0).
     println!("mux-sim listening on {}", sim.base_url());
     shutdown_signal().await?;
