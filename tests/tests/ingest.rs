@@ -559,3 +559,48 @@ async fn a_variant_in_s3_is_pushed_with_a_presigned_url_mux_can_fetch() {
     assert_eq!(fetched.bytes().await.unwrap().as_ref(), s.bytes.as_slice());
     env.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_row_left_uploading_by_a_terminated_ingest_is_taken_over_and_no_asset_is_left_billed() {
+    use temporalio_client::{UntypedWorkflow, WorkflowTerminateOptions};
+    let env = TestEnv::start().await;
+    let s = env.seed().await;
+    env.mux
+        .set_delay(Route::CreateAsset, Duration::from_secs(3));
+    env.start_ingest(&s.input).await;
+    env.mux
+        .wait_for_requests("POST", "/video/v1/assets", 1, Duration::from_secs(60))
+        .await
+        .unwrap();
+    // The run dies while Mux is still answering its create: its claim is never released.
+    let handle = env
+        .client
+        .get_workflow_handle::<UntypedWorkflow>(workflow_id_for(&s.input));
+    handle
+        .terminate(
+            WorkflowTerminateOptions::builder()
+                .reason("operator terminated")
+                .build(),
+        )
+        .await
+        .unwrap();
+    env.mux.set_delay(Route::CreateAsset, Duration::ZERO);
+
+    let outcome = env
+        .ingest(&s.input)
+        .await
+        .expect("the next ingest takes over");
+    assert_eq!(outcome.kind(), OutcomeKind::Ingested);
+    assert_eq!(env.row(&s).await.unwrap().state, ProviderAssetState::Ready);
+    // The dead run's asset, created after it lost the row, is deleted: one live asset remains.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let assets = env.mux.assets();
+        if assets.len() == 2 && assets.iter().filter(|a| !a.deleted).count() == 1 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{assets:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    env.shutdown().await;
+}

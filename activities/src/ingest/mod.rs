@@ -31,7 +31,7 @@ use crate::mux::{CreateAssetRequest, DeleteOutcome, MuxClient, MuxError};
 use crate::storage::StorageBackend;
 use crate::store::{
     ClaimOutcome, ClaimOwner, Freshness, PromoteOutcome, ProviderRow, RowUpdate, SourceLookup,
-    Store, TransitionOutcome, check_freshness,
+    Store, StoreError, TransitionOutcome, check_freshness,
 };
 
 pub use errors::failure;
@@ -408,13 +408,37 @@ impl IngestActivities {
             errors::from_mux(e)
         })?;
         tracing::info!(target: "rindle.activities.mux", asset_id = %redact_id(&created.id), "create_asset");
-        if let Err(e) = self
+        match self
             .store
             .record_created_asset(input.row_id, &owner, &created.id)
             .await
         {
+            Ok(()) => {}
+            Err(StoreError::NotClaimOwner { .. }) => {
+                // Another ingest took the row over while Mux was answering (this run was
+                // thought dead): nobody will promote this asset, so it must not stay billed.
+                let gone = self.mux.delete_asset(&created.id).await;
+                tracing::warn!(
+                    target: "rindle.activities.mux",
+                    asset_id = %redact_id(&created.id),
+                    deleted = gone.is_ok(),
+                    "created_asset_after_losing_claim"
+                );
+                return Err(failure(
+                    "ClaimLost",
+                    "the row was taken over by another ingest while the Mux asset was created"
+                        .to_owned(),
+                    true,
+                    None,
+                ));
+            }
             // The id is in the activity result either way; this record only helps a takeover.
-            tracing::warn!(target: "rindle.activities.mux", asset_id = %redact_id(&created.id), error = %e, "record_created_asset_failed");
+            Err(e) => tracing::warn!(
+                target: "rindle.activities.mux",
+                asset_id = %redact_id(&created.id),
+                error = %e,
+                "record_created_asset_failed"
+            ),
         }
         Ok(CreatedMuxAsset {
             provider_asset_id: created.id,
