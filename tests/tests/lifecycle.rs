@@ -350,12 +350,26 @@ async fn an_asset_is_stuck_only_while_mux_still_says_preparing() {
     );
     assert_eq!(capture::events("rindle.provider.sync.stuck").len(), 1);
 
-    // Past the same threshold, a Mux that says `ready` wins: never stuck.
+    // Past the same threshold, a Mux that says `ready` wins: never stuck. (The poll's answer
+    // is held 2.5 s, so it always arrives after the threshold.)
+    env.mux.set_auto_ready(true);
+    env.mux
+        .set_delay(Route::GetAsset, Duration::from_millis(2500));
     let s2 = env.seed().await;
-    let asset = processing(&env, &s2).await;
-    env.mux.set_status(&asset, "ready");
+    processing(&env, &s2).await;
     let outcome = env.result(&workflow_id_for(&s2.input)).await.unwrap();
     assert_eq!(outcome.state(), ProviderAssetState::Ready);
+    assert_eq!(
+        capture::events("rindle.provider.sync.stuck").len(),
+        1,
+        "only the first was stuck"
+    );
+    let resolved = capture::events("rindle.provider.sync.resolved");
+    let age_ms: u64 = resolved[0].field("age_ms").unwrap().parse().unwrap();
+    assert!(
+        age_ms >= 2000,
+        "resolved past the threshold, at {age_ms} ms"
+    );
     env.shutdown().await;
 }
 
