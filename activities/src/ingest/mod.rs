@@ -292,6 +292,10 @@ impl IngestActivities {
                 .map_err(errors::from_store)?;
                 match outcome {
                     ClaimOutcome::Claimed => PersistRowOutput::Claimed,
+                    // A retry after our own claim committed (its answer was lost): still ours.
+                    ClaimOutcome::Lost {
+                        current_state: ProviderAssetState::Uploading,
+                    } if self.holds_claim(row_id, &owner).await? => PersistRowOutput::Claimed,
                     ClaimOutcome::Lost { current_state } => PersistRowOutput::ClaimLost {
                         state: current_state.as_db_str().to_owned(),
                     },
@@ -324,9 +328,28 @@ impl IngestActivities {
                     PromoteOutcome::SourceMissing => PersistRowOutput::Stale {
                         reason: "source_missing".to_owned(),
                     },
-                    PromoteOutcome::LostClaim { current_state } => PersistRowOutput::LostClaim {
-                        state: current_state.as_db_str().to_owned(),
-                    },
+                    PromoteOutcome::LostClaim { current_state } => {
+                        // A retry after our own promote committed (its answer was lost): the row
+                        // already carries our asset, which must not be deleted as a loser's.
+                        let row = self
+                            .store
+                            .get_row(row_id)
+                            .await
+                            .map_err(errors::from_store)?;
+                        match row {
+                            Some(row)
+                                if row.provider_asset_id.as_deref()
+                                    == Some(asset.provider_asset_id.as_str()) =>
+                            {
+                                PersistRowOutput::Promoted {
+                                    playback_ids: row.playback_ids,
+                                }
+                            }
+                            _ => PersistRowOutput::LostClaim {
+                                state: current_state.as_db_str().to_owned(),
+                            },
+                        }
+                    }
                 }
             }
             PersistRowInput::Transition {
@@ -499,6 +522,16 @@ impl IngestActivities {
 }
 
 impl IngestActivities {
+    /// Whether `owner` holds the row's claim (an earlier attempt of this activity took it).
+    async fn holds_claim(&self, row_id: Uuid, owner: &ClaimOwner) -> Result<bool, ActivityError> {
+        let claim = self
+            .store
+            .get_claim(row_id)
+            .await
+            .map_err(errors::from_store)?;
+        Ok(claim.is_some_and(|c| c.is_held_by(owner)))
+    }
+
     /// The asset an earlier attempt of this claim created, if the claim recorded one.
     async fn already_created(
         &self,
