@@ -16,5 +16,6 @@ if ! cargo nextest --version >/dev/null 2>&1; then
 fi
 
 cargo build --workspace --all-targets
+cargo test --workspace --doc --quiet
+# The full suite last, so its summary closes the output.
 cargo nextest run --workspace --no-fail-fast "$@"
-cargo test --workspace --doc
