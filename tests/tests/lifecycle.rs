@@ -381,12 +381,11 @@ async fn a_mux_404_while_polling_marks_the_row_errored() {
     })
     .await;
     let s = env.seed().await;
-    let asset = processing(&env, &s).await;
+    processing(&env, &s).await;
     env.mux.script(
         Route::GetAsset,
         rindle_tests::mux_sim::Scripted::error(404, "not_found", &["Asset not found"]),
     );
-    let _ = asset;
     let outcome = env.result(&workflow_id_for(&s.input)).await.unwrap();
     assert_eq!(outcome.state(), ProviderAssetState::Errored);
     assert_eq!(

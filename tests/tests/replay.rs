@@ -3,7 +3,7 @@
 //! recorded from real runs (regenerate with `RINDLE_WRITE_HISTORY_FIXTURES=1`); a change to
 //! the workflow that breaks in-flight ingests fails here first.
 
-use std::{path::PathBuf, time::Duration};
+use std::path::PathBuf;
 
 use temporalio_client::{UntypedWorkflow, WorkflowCancelOptions, WorkflowHistory};
 use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
@@ -106,6 +106,5 @@ async fn fresh_histories_replay_deterministically() {
             std::fs::write(fixtures().join(format!("{name}.json")), &json).unwrap();
         }
     }
-    let _ = Duration::ZERO;
     env.shutdown().await;
 }
