@@ -17,5 +17,7 @@ fi
 
 cargo build --workspace --all-targets
 cargo test --workspace --doc --quiet
+# The benchmark must keep working: a tiny run that checks every figure is printed.
+scripts/bench.sh --smoke
 # The full suite last, so its summary closes the output.
 cargo nextest run --workspace --no-fail-fast "$@"

@@ -7,7 +7,9 @@
 //! - [`mux_sim`]: the Mux simulator, an HTTP server we own (also the `mux-sim` binary).
 //! - [`s3`]: a real S3 protocol server (s3s-fs) that checks SigV4 signatures.
 //! - [`capture`]: captured telemetry events, for assertions.
+//! - [`bench`]: `rindle-bench`, the ingest benchmark against the floor of its Temporal server.
 
+pub mod bench;
 pub mod capture;
 pub mod db;
 pub mod env;

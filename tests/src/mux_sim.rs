@@ -17,10 +17,16 @@
 //! Tests change that per request with [`MuxSim::script`] (one-shot replies, FIFO per route) and
 //! [`MuxSim::set_delay`], move assets along with [`MuxSim::set_status`], and deliver signed
 //! webhooks with [`MuxSim::send_webhook`]. Waiting for traffic uses a `Notify`, never a sleep loop.
+//!
+//! Benchmarks switch on the "send webhooks" mode with [`MuxSim::set_auto_webhooks`]: after each
+//! successful create (its reply already on its way) the simulator marks the asset `ready` and
+//! POSTs a signed `video.asset.ready` event to a configured URL, retrying a 503 or an unreachable
+//! receiver a few times as Mux does. [`MuxSim::webhook_stats`] counts what happened.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -341,6 +347,74 @@ struct SimState {
     refuse_preparing_delete: bool,
     /// A `preparing` asset turns `ready` when it is fetched (as if Mux finished meanwhile).
     auto_ready: bool,
+    /// The "send webhooks" mode: where a `video.asset.ready` goes after each create.
+    auto_webhooks: Option<AutoWebhooks>,
+}
+
+/// The "send webhooks" mode of [`MuxSim::set_auto_webhooks`]: after every successful create the
+/// simulator marks the asset `ready` and delivers a signed `video.asset.ready` event here.
+#[derive(Clone)]
+pub struct AutoWebhooks {
+    /// The receiver, such as `http://127.0.0.1:8088/webhooks/mux`.
+    pub url: String,
+    /// The signing secret of the webhook endpoint.
+    pub secret: String,
+    /// Wait this long after the create before the asset turns ready (zero: at once, after the
+    /// create reply has been handed to the server).
+    pub delay: Duration,
+    /// Deliveries tried per event when the receiver answers 503 or cannot be reached.
+    pub max_attempts: u32,
+    /// Wait before the second attempt; doubled before each later one.
+    pub retry_interval: Duration,
+}
+
+impl AutoWebhooks {
+    /// At once, five attempts 200 ms apart and doubling (Mux retries for a day; a few here).
+    pub fn new(url: impl Into<String>, secret: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            secret: secret.into(),
+            delay: Duration::ZERO,
+            max_attempts: 5,
+            retry_interval: Duration::from_millis(200),
+        }
+    }
+}
+
+impl fmt::Debug for AutoWebhooks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AutoWebhooks")
+            .field("url", &self.url)
+            .field("secret", &"[REDACTED]")
+            .field("delay", &self.delay)
+            .field("max_attempts", &self.max_attempts)
+            .field("retry_interval", &self.retry_interval)
+            .finish()
+    }
+}
+
+/// What the "send webhooks" mode did so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WebhookStats {
+    /// Events scheduled (one per successful create while the mode was on).
+    pub scheduled: usize,
+    /// Events the receiver acknowledged with a 2xx.
+    pub delivered: usize,
+    /// Attempts answered 503 or not answered (each was retried or given up).
+    pub retried: usize,
+    /// Events answered with another status (not retried, as Mux treats 4xx).
+    pub rejected: usize,
+    /// Events given up after every attempt failed.
+    pub failed: usize,
+}
+
+#[derive(Default)]
+struct WebhookCounters {
+    scheduled: AtomicUsize,
+    delivered: AtomicUsize,
+    retried: AtomicUsize,
+    rejected: AtomicUsize,
+    failed: AtomicUsize,
 }
 
 struct Shared {
@@ -353,6 +427,8 @@ struct Shared {
     arrivals: Notify,
     /// For webhooks; never retries (reqwest only retries protocol NACKs by default, and we say never).
     http: reqwest::Client,
+    /// Counters of the "send webhooks" mode.
+    webhooks: WebhookCounters,
 }
 
 impl Shared {
@@ -422,6 +498,7 @@ impl MuxSim {
             }),
             arrivals: Notify::new(),
             http,
+            webhooks: WebhookCounters::default(),
         });
         let app = router(shared.clone());
         let task = tokio::spawn(async move {
@@ -531,6 +608,25 @@ impl MuxSim {
         self.shared.lock().refuse_preparing_delete = on;
     }
 
+    /// Switches the "send webhooks" mode on (`Some`) or off (`None`): after every successful
+    /// create, the asset turns `ready` and a signed `video.asset.ready` event is POSTed to the
+    /// target, asynchronously, retrying 503s and connection errors. Off by default.
+    pub fn set_auto_webhooks(&self, target: Option<AutoWebhooks>) {
+        self.shared.lock().auto_webhooks = target;
+    }
+
+    /// What the "send webhooks" mode did so far.
+    pub fn webhook_stats(&self) -> WebhookStats {
+        let c = &self.shared.webhooks;
+        WebhookStats {
+            scheduled: c.scheduled.load(Ordering::Relaxed),
+            delivered: c.delivered.load(Ordering::Relaxed),
+            retried: c.retried.load(Ordering::Relaxed),
+            rejected: c.rejected.load(Ordering::Relaxed),
+            failed: c.failed.load(Ordering::Relaxed),
+        }
+    }
+
     /// Adds an asset directly (no request recorded), for list and adoption tests. Returns its id.
     pub fn seed_asset(&self, status: &str, passthrough: Option<&str>) -> String {
         let asset = new_asset(
@@ -586,57 +682,123 @@ impl MuxSim {
         event: &Value,
         timestamp: i64,
     ) -> anyhow::Result<reqwest::Response> {
-        let body = serde_json::to_vec(event).context("mux-sim: webhook event to JSON")?;
-        let signature = mux_signature(secret, timestamp, &body);
-        self.shared
-            .http
-            .post(url)
-            .header("content-type", "application/json")
-            .header("mux-signature", signature)
-            .body(body)
-            .send()
-            .await
-            .with_context(|| format!("mux-sim: POST webhook to {url}"))
+        post_webhook(&self.shared, url, secret, event, timestamp).await
     }
 
     /// A Mux-shaped webhook envelope for `kind` (such as `video.asset.ready`) about `asset_id`,
     /// with `data` built from the simulator's state of that asset (or a bare one if unknown).
     pub fn webhook_event(&self, kind: &str, asset_id: &str) -> Value {
-        let asset = self.asset(asset_id);
-        let created_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let (object_type, object_id, data) = if kind == "video.upload.asset_created" {
-            let upload_id = format!("upload{}", random_id(ASSET_ID_LEN - 6));
-            let data = json!({
-                "id": upload_id,
-                "asset_id": asset_id,
-                "status": "asset_created",
-                "passthrough": asset.as_ref().and_then(|a| a.passthrough.clone()),
-            });
-            ("upload", upload_id, data)
-        } else {
-            let mut data = match &asset {
-                Some(asset) => asset.to_mux_json(),
-                None => json!({ "id": asset_id, "status": status_for_kind(kind) }),
-            };
-            if asset.as_ref().is_some_and(|a| a.deleted) || kind == "video.asset.deleted" {
-                data["status"] = json!("deleted");
-            }
-            if kind == "video.asset.created" && data.get("playback_ids").is_none() {
-                // Mux sends `null` here before ids exist.
-                data["playback_ids"] = Value::Null;
-            }
-            ("asset", asset_id.to_owned(), data)
-        };
-        json!({
-            "type": kind,
-            "id": uuid::Uuid::new_v4().to_string(),
-            "created_at": created_at,
-            "object": { "type": object_type, "id": object_id },
-            "environment": { "name": "Simulator", "id": "mux-sim" },
-            "data": data,
-            "attempts": [],
-        })
+        webhook_event(&self.shared, kind, asset_id)
     }
+}
+
+/// Signs `event` like Mux and POSTs those exact bytes to `url`.
+async fn post_webhook(
+    shared: &Shared,
+    url: &str,
+    secret: &str,
+    event: &Value,
+    timestamp: i64,
+) -> anyhow::Result<reqwest::Response> {
+    let body = serde_json::to_vec(event).context("mux-sim: webhook event to JSON")?;
+    let signature = mux_signature(secret, timestamp, &body);
+    shared
+        .http
+        .post(url)
+        .header("content-type", "application/json")
+        .header("mux-signature", signature)
+        .body(body)
+        .send()
+        .await
+        .with_context(|| format!("mux-sim: POST webhook to {url}"))
+}
+
+/// The envelope of [`MuxSim::webhook_event`].
+fn webhook_event(shared: &Shared, kind: &str, asset_id: &str) -> Value {
+    let asset = shared
+        .lock()
+        .assets
+        .iter()
+        .find(|a| a.id == asset_id)
+        .cloned();
+    let created_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let (object_type, object_id, data) = if kind == "video.upload.asset_created" {
+        let upload_id = format!("upload{}", random_id(ASSET_ID_LEN - 6));
+        let data = json!({
+            "id": upload_id,
+            "asset_id": asset_id,
+            "status": "asset_created",
+            "passthrough": asset.as_ref().and_then(|a| a.passthrough.clone()),
+        });
+        ("upload", upload_id, data)
+    } else {
+        let mut data = match &asset {
+            Some(asset) => asset.to_mux_json(),
+            None => json!({ "id": asset_id, "status": status_for_kind(kind) }),
+        };
+        if asset.as_ref().is_some_and(|a| a.deleted) || kind == "video.asset.deleted" {
+            data["status"] = json!("deleted");
+        }
+        if kind == "video.asset.created" && data.get("playback_ids").is_none() {
+            // Mux sends `null` here before ids exist.
+            data["playback_ids"] = Value::Null;
+        }
+        ("asset", asset_id.to_owned(), data)
+    };
+    json!({
+        "type": kind,
+        "id": uuid::Uuid::new_v4().to_string(),
+        "created_at": created_at,
+        "object": { "type": object_type, "id": object_id },
+        "environment": { "name": "Simulator", "id": "mux-sim" },
+        "data": data,
+        "attempts": [],
+    })
+}
+
+/// The "send webhooks" mode: after a create, turn the asset ready and deliver the event.
+fn schedule_ready_webhook(shared: &Arc<Shared>, asset_id: String) {
+    let Some(target) = shared.lock().auto_webhooks.clone() else {
+        return;
+    };
+    shared.webhooks.scheduled.fetch_add(1, Ordering::Relaxed);
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        // Let the create reply go out first (or wait as configured).
+        if target.delay.is_zero() {
+            tokio::task::yield_now().await;
+        } else {
+            tokio::time::sleep(target.delay).await;
+        }
+        set_asset_status(&mut shared.lock(), &asset_id, "ready");
+        // One event, resent as is (same id) on each attempt, re-signed with a fresh timestamp.
+        let event = webhook_event(&shared, "video.asset.ready", &asset_id);
+        let counters = &shared.webhooks;
+        let mut wait = target.retry_interval;
+        for attempt in 1..=target.max_attempts.max(1) {
+            let now = chrono::Utc::now().timestamp();
+            match post_webhook(&shared, &target.url, &target.secret, &event, now).await {
+                Ok(reply) if reply.status().is_success() => {
+                    counters.delivered.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                Ok(reply) if reply.status() != StatusCode::SERVICE_UNAVAILABLE => {
+                    tracing::warn!(status = %reply.status(), "mux-sim: webhook rejected");
+                    counters.rejected.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                Ok(_) | Err(_) => {
+                    counters.retried.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            if attempt < target.max_attempts {
+                tokio::time::sleep(wait).await;
+                wait = wait.saturating_mul(2);
+            }
+        }
+        tracing::warn!(asset_id = %asset_id, "mux-sim: webhook given up");
+        counters.failed.fetch_add(1, Ordering::Relaxed);
+    });
 }
 
 /// The `mux-signature` header value for `body` signed with `secret` at `timestamp`, exactly as Mux
@@ -816,7 +978,13 @@ async fn api(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     }
     let id = id.unwrap_or_default();
     match route {
-        Route::CreateAsset => create_asset(&shared, &bytes),
+        Route::CreateAsset => {
+            let (reply, created) = create_asset(&shared, &bytes);
+            if let Some(id) = created {
+                schedule_ready_webhook(&shared, id);
+            }
+            reply
+        }
         Route::GetAsset => get_asset(&shared, &id),
         Route::DeleteAsset => delete_asset(&shared, &id),
         Route::ListAssets => list_assets(&shared, parts.uri.query().unwrap_or("")),
@@ -827,9 +995,10 @@ fn invalid(message: &str) -> Response {
     mux_error(StatusCode::BAD_REQUEST, "invalid_parameters", message)
 }
 
-fn create_asset(shared: &Shared, bytes: &Bytes) -> Response {
+/// The default create; also returns the new asset's id.
+fn create_asset(shared: &Shared, bytes: &Bytes) -> (Response, Option<String>) {
     let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(bytes) else {
-        return invalid("The request body must be a JSON object");
+        return (invalid("The request body must be a JSON object"), None);
     };
     let Some(input_url) = body
         .get("inputs")
@@ -839,22 +1008,32 @@ fn create_asset(shared: &Shared, bytes: &Bytes) -> Response {
         .and_then(Value::as_str)
         .filter(|url| !url.is_empty())
     else {
-        return invalid("inputs[0].url is required");
+        return (invalid("inputs[0].url is required"), None);
     };
     let Some(policies) = body.get("playback_policies").and_then(Value::as_array) else {
-        return invalid("playback_policies must be an array");
+        return (invalid("playback_policies must be an array"), None);
     };
     let mut playback_policies = Vec::new();
     for policy in policies {
         match policy.as_str() {
             Some(p @ ("public" | "signed" | "drm")) => playback_policies.push(p.to_owned()),
-            _ => return invalid("playback_policies may only contain public, signed or drm"),
+            _ => {
+                return (
+                    invalid("playback_policies may only contain public, signed or drm"),
+                    None,
+                );
+            }
         }
     }
     let passthrough = match body.get("passthrough") {
         None | Some(Value::Null) => None,
         Some(Value::String(p)) if p.chars().count() <= MAX_PASSTHROUGH_CHARS => Some(p.clone()),
-        Some(_) => return invalid("passthrough must be a string of at most 255 characters"),
+        Some(_) => {
+            return (
+                invalid("passthrough must be a string of at most 255 characters"),
+                None,
+            );
+        }
     };
     let string_field = |key: &str| body.get(key).and_then(Value::as_str).map(str::to_owned);
     let asset = new_asset(
@@ -865,8 +1044,12 @@ fn create_asset(shared: &Shared, bytes: &Bytes) -> Response {
         string_field("max_resolution_tier"),
     );
     let data = asset.to_mux_json();
+    let id = asset.id.clone();
     shared.lock().assets.push(asset);
-    (StatusCode::CREATED, Json(json!({ "data": data }))).into_response()
+    (
+        (StatusCode::CREATED, Json(json!({ "data": data }))).into_response(),
+        Some(id),
+    )
 }
 
 fn asset_not_found() -> Response {
